@@ -1,0 +1,5 @@
+import sys
+
+from rulelab.cli import main
+
+sys.exit(main())
