@@ -5,6 +5,14 @@ import importlib
 BUILTIN_RULE_MODULES = (
     "backprop",
     "feedback_alignment",
+    "neuromodulated_td",
+    "force",
+    "parameterized_plasticity",
+    "regularization",
+    "replay",
+    "predictive_coding",
+    "equilibrium_propagation",
+    "burstprop",
 )
 
 for _module in BUILTIN_RULE_MODULES:
