@@ -137,39 +137,39 @@ def _make_burst_rule(net: Network, *, single_phase: bool, feedback, baseline_bur
     return LearningRule(init, update)
 
 
-@register_rule("burstprop")
-def burstprop(
-    net: Network,
-    *,
-    feedback: str = "random",
-    baseline_burst_probability: float = 0.2,
-    teaching_strength: float = 1e-3,
-    feedback_scale: float = 1.0,
-) -> LearningRule:
-    """Burstprop, the rate-based deep-network model of Payeur, Guerguiev, Zenke, Richards & Naud 2021
-    (Nature Neuroscience 24:1010).
+def _burst_factory(name: str, *, single_phase: bool, doc: str):
+    """The registered factory of one burst rule (both share their hyperparameters)."""
 
-    p_l = P(g_l ⊙ b_{l+1}Y_l), b = p e, teaching u_L = τ(t − e_L)/e_L; p̄_l from a reference pass without teaching;
-    ΔW_l = −h_lᵀ[(p_l − p̄_l) e_l]/(τB) (gradient sign). ``feedback="random"``: fixed random Y_l in the rule state;
-    ``"symmetric"``: Y_l = W_{l+1}ᵀ (weight transport, the control). Y is multiplied by ``feedback_scale``.
-    """
-    return _make_burst_rule(net, single_phase=False, feedback=feedback, baseline_burst_probability=baseline_burst_probability,
-                            teaching_strength=teaching_strength, feedback_scale=feedback_scale)
+    def factory(
+        net: Network,
+        *,
+        feedback: str = "random",
+        baseline_burst_probability: float = 0.2,
+        teaching_strength: float = 1e-3,
+        feedback_scale: float = 1.0,
+    ) -> LearningRule:
+        return _make_burst_rule(net, single_phase=single_phase, feedback=feedback,
+                                baseline_burst_probability=baseline_burst_probability,
+                                teaching_strength=teaching_strength, feedback_scale=feedback_scale)
+
+    factory.__name__ = factory.__qualname__ = name
+    factory.__doc__ = doc
+    return register_rule(name)(factory)
 
 
-@register_rule("burstccn")
-def burstccn(
-    net: Network,
-    *,
-    feedback: str = "random",
-    baseline_burst_probability: float = 0.2,
-    teaching_strength: float = 1e-3,
-    feedback_scale: float = 1.0,
-) -> LearningRule:
-    """BurstCCN (Greedy, Zhu, Pemberton, Mellor & Costa 2022, NeurIPS): single-phase burst-dependent learning.
+burstprop = _burst_factory("burstprop", single_phase=False, doc="""Burstprop, the rate-based deep-network model of
+    Payeur, Guerguiev, Zenke, Richards & Naud 2021 (Nature Neuroscience 24:1010).
+
+    p_l = P(g_l ⊙ b_{l+1}Y_l), b = p e, teaching u_L = τ(t − e_L)/e_L (τ = ``teaching_strength``); p̄_l from a
+    reference pass without teaching; ΔW_l = −h_lᵀ[(p_l − p̄_l) e_l]/(τB) (gradient sign). ``feedback="random"``:
+    fixed random Y_l in the rule state; ``"symmetric"``: Y_l = W_{l+1}ᵀ (weight transport, the control). Y is
+    multiplied by ``feedback_scale``; p_b = ``baseline_burst_probability`` (at most 0.5).
+    """)
+
+burstccn = _burst_factory("burstccn", single_phase=True, doc="""BurstCCN (Greedy, Zhu, Pemberton, Mellor & Costa
+    2022, NeurIPS): single-phase burst-dependent learning.
 
     Apical potential u_l = g_l ⊙ (b_{l+1}Y_l − e_{l+1}Q_l) with interneuron weights Q_l = p_b Y_l cancelling the
-    baseline burst feedback, so p̄ = p_b without a reference pass; ΔW_l = −h_lᵀ[(p_l − p_b) e_l]/(τB).
-    """
-    return _make_burst_rule(net, single_phase=True, feedback=feedback, baseline_burst_probability=baseline_burst_probability,
-                            teaching_strength=teaching_strength, feedback_scale=feedback_scale)
+    baseline burst feedback, so p̄ = p_b without a reference pass; ΔW_l = −h_lᵀ[(p_l − p_b) e_l]/(τB). Same
+    hyperparameters as ``burstprop``.
+    """)
