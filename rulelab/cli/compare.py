@@ -54,8 +54,11 @@ def run(args: argparse.Namespace) -> int:
         raise CommandLineError(str(error)) from None
     config = TrainConfig(hidden=args.hidden, activation=args.activation, optimizer=args.optimizer,
                          steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every)
-    _, summary = compare_rules(dataset, args.rules, config=config, learning_rate=args.lr, num_seeds=args.seeds,
-                               out_dir=args.out, progress=not args.no_progress)
+    try:
+        _, summary = compare_rules(dataset, args.rules, config=config, learning_rate=args.lr, num_seeds=args.seeds,
+                                   out_dir=args.out, progress=not args.no_progress)
+    except ValueError as error:  # e.g. a rule that rejects the chosen activation, raised before any compute
+        raise CommandLineError(str(error)) from None
     sizes = "-".join(map(str, (dataset.num_features, *args.hidden, dataset.num_classes)))
     print(f"{dataset.name}, MLP {sizes} {args.activation}, {args.steps} steps × batch {args.batch_size}, "
           f"{args.seeds} seeds")
