@@ -4,10 +4,12 @@ What a PyTorch user writes: sample a batch, forward, loss, ``backward()``, ``Ada
 Feedback alignment uses a custom ``autograd.Function`` whose backward sends the error through a fixed random
 matrix ``B`` (shaped like ``Wᵀ``) instead of ``Wᵀ`` (Lillicrap et al. 2016), as rulelab's rule does.
 
-Torch runs on one thread (``torch.set_num_threads(1)``): for networks this small a second thread gains nothing,
-and on a shared machine OpenMP's barriers make a two-thread step wait for both threads to be scheduled (measured
-here: ~300 ms per digits-MLP step at a load average of 15). Torch is optional (``pip install -e '.[bench]'``);
-``available()`` says whether it is installed.
+Torch's thread count is ``THREADS`` (``set_threads``; the benchmarks pass ``--torch-threads``, default PyTorch's own
+default of one per core). Measured on the idle 2-core machine: the digits MLP runs at 40k examples/s on one thread
+and 38k on two, the 784-256-256-10 MLP at 18k and 23k. On a loaded machine two threads are much worse (OpenMP's
+barriers wait for both threads to be scheduled: ~300 ms per digits step at a load average of 15), so pass
+``--torch-threads 1`` there. Torch is optional (``pip install -e '.[bench]'``); ``available()`` says whether it is
+installed.
 """
 
 from __future__ import annotations
@@ -29,8 +31,17 @@ def available() -> bool:
     return torch is not None
 
 
-def use_one_thread() -> None:
-    torch.set_num_threads(1)
+THREADS: list[int | None] = [None]  # None: PyTorch's default
+
+
+def set_threads(count: int | None) -> None:
+    """Threads every trainer made from now on uses (None: PyTorch's default, one per core)."""
+    THREADS[0] = count
+
+
+def _use_threads() -> None:
+    if THREADS[0] is not None:
+        torch.set_num_threads(THREADS[0])
 
 
 if torch is not None:
@@ -81,7 +92,7 @@ def _warmed_up(step: Callable[[], None]) -> Callable[[], None]:
 def mlp_trainer(sizes, rule, x_train: np.ndarray, y_train: np.ndarray, *, batch_size: int,
                 learning_rate: float = 1e-3, seed: int = 0) -> Callable[[], None]:
     """``step()`` of one run of an MLP (tanh hidden layers) trained by ``rule`` with Adam (already warmed up)."""
-    use_one_thread()
+    _use_threads()
     forward, parameters = _mlp(tuple(sizes), rule, seed)
     optimizer = torch.optim.Adam(parameters, lr=learning_rate)
     x_train, y_train = torch.from_numpy(x_train), torch.from_numpy(y_train).long()
@@ -101,7 +112,7 @@ def lstm_trainer(num_inputs: int, hidden: int, num_actions: int, inputs: np.ndar
                  returns: np.ndarray, *, episodes: int, learning_rate: float = 1e-3,
                  seed: int = 0) -> Callable[[], None]:
     """``step()`` of BPTT for one LSTM agent (cell + policy and value readouts) on ``episodes`` sequences."""
-    use_one_thread()
+    _use_threads()
     torch.manual_seed(seed)
     cell = torch.nn.LSTMCell(num_inputs, hidden)
     policy, value = torch.nn.Linear(hidden, num_actions), torch.nn.Linear(hidden, 1)

@@ -15,6 +15,7 @@ from rulelab.core import (
     tree_cosine,
 )
 from rulelab.harness import TrainConfig, make_train, make_train_program, run_grid
+from rulelab.harness.sharding import use_host_device_per_core
 from rulelab.nets import Activity, Network, mlp
 from rulelab.registry import list_rules, make_rule, register_rule, rule_hyperparameters
 from rulelab.tasks import DATASETS, Dataset, load_dataset
@@ -25,4 +26,5 @@ __all__ = [
     "Activity", "Batch", "DATASETS", "Dataset", "EmptyState", "LearningRule", "Network", "TrainConfig",
     "accuracy", "angle_degrees", "list_rules", "load_dataset", "make_rule", "make_train", "make_train_program",
     "mlp", "register_rule", "rule_hyperparameters", "run_grid", "softmax_cross_entropy", "tree_cosine",
+    "use_host_device_per_core",
 ]

@@ -146,3 +146,30 @@ def test_eight_host_devices_give_the_unsharded_results(tmp_path):
     sharded, alone = metrics("sharded_"), metrics("alone_")
     assert sharded["train_loss"].shape == (3, 3, TINY.num_evals)
     assert_same_results(sharded, alone)
+
+
+def _python(code: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env={**clean, **env}, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_one_host_device_per_core_is_asked_for_only_before_jax_starts_and_only_if_the_user_did_not_choose():
+    done = _python("""
+        import jax, rulelab
+        first = rulelab.use_host_device_per_core(3)
+        count = jax.device_count()
+        print(first, count, rulelab.use_host_device_per_core(2), jax.device_count())
+    """)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["3", "3", "None", "3"]  # a started backend is left alone
+    chosen = _python("import jax, rulelab; print(rulelab.use_host_device_per_core(), jax.device_count())",
+                     XLA_FLAGS=f"{HOST_DEVICE_FLAG}=2")
+    assert chosen.stdout.split() == ["None", "2"], chosen.stderr
+    from_env = _python("import jax, rulelab; print(rulelab.use_host_device_per_core(), jax.device_count())",
+                       RULELAB_HOST_DEVICES="1")
+    assert from_env.stdout.split() == ["1", "1"], from_env.stderr
+    bad = subprocess.run([sys.executable, "-m", "rulelab", "compare"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "RULELAB_HOST_DEVICES": "two"})
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert "RULELAB_HOST_DEVICES must be a positive integer" in bad.stderr

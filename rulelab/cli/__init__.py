@@ -45,5 +45,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-if __name__ == "__main__":
+def entry_point() -> None:
+    """The ``rulelab`` console script: one host device per CPU core (unless the user chose), then ``main``.
+
+    Only a fresh process can choose its device count, so this lives here and not in ``main``, which tests and
+    notebooks call in-process.
+    """
+    from rulelab.harness.sharding import HOST_DEVICES_ENV, use_host_device_per_core
+
+    try:
+        use_host_device_per_core()
+    except ValueError as error:
+        print(f"rulelab: error: {error} (set {HOST_DEVICES_ENV}=1 to keep one host device)", file=sys.stderr)
+        sys.exit(2)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

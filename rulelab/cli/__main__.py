@@ -1,5 +1,3 @@
-import sys
+from rulelab.cli import entry_point
 
-from rulelab.cli import main
-
-sys.exit(main())
+entry_point()

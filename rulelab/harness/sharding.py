@@ -1,12 +1,14 @@
 """Spread a sweep's runs over every local device: one ``runs`` mesh axis, ``NamedSharding``, cache-sized groups.
 
 The same code runs on GPUs, TPUs and CPUs. On a CPU, JAX exposes a single device that splits each small matrix
-product over all cores, which gains little for the small networks of this field; one *host device per core*, each
-training its own share of the runs, can be faster (measured in ``benchmarks/``, see docs/performance.md). Ask
-for them before JAX starts its backend, which ``import rulelab`` already does (gymnax creates arrays on import):
+product over all cores, which gains nothing for the small networks of this field (one core runs a digits-MLP
+program as fast as two); one *host device per core*, each training its own share of the runs, doubles a 2-core
+machine's throughput (measured in ``benchmarks/harness_scaling.py``, see docs/performance.md). The ``rulelab``
+command asks for them itself (``use_host_device_per_core``); a script must ask before JAX starts its backend:
 
-    XLA_FLAGS=--xla_force_host_platform_device_count=2 python my_sweep.py      # from the shell, or
-    import jax; jax.config.update("jax_num_cpu_devices", 2); import rulelab    # first lines of a script
+    import rulelab
+    rulelab.use_host_device_per_core()      # before the first JAX computation
+    # or from the shell: XLA_FLAGS=--xla_force_host_platform_device_count=2 python my_sweep.py
 
 Runs are laid out along one leading axis and sharded over a one-dimensional mesh whose axis is called ``runs``.
 The mesh axis type is ``Auto``: explicit-axis meshes break vmapped scans whose carries start as constants.
@@ -15,6 +17,7 @@ The mesh axis type is ``Auto``: explicit-axis meshes break vmapped scans whose c
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, NamedTuple, Sequence
 
 import jax
@@ -24,14 +27,47 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 RUNS_AXIS = "runs"
 HOST_DEVICE_FLAG = "--xla_force_host_platform_device_count"  # XLA_FLAGS entry: =N host (CPU) devices
 
-# Runs each device holds in one group. CPU: chosen by measurement (docs/performance.md): on 2 EPYC cores, programs of
-# 8 vmapped runs beat single runs by 1.1-1.2x for the digits MLP and the recurrent agent, 64 runs only tied and
-# 512 lost (0.7-0.9x, and 0.4x for predictive coding) to cache misses. Accelerators: as many runs as fit a share
-# of device memory, counting the training state ACTIVATION_ALLOWANCE times over for activations and temporaries.
-CPU_RUNS_PER_DEVICE = 8
+# Runs each device holds in one group. CPU: chosen by measurement (docs/performance.md, harness_scaling_idle.json): on
+# 2 idle EPYC cores with one host device per core, 4 runs per device beat 8 (1.12x), 16 (1.29x) and 1 (1.37x) for
+# the digits MLP; on one device 4 and 8 tie. Larger programs lose to cache misses (512 runs: 0.4-0.9x).
+# Accelerators: as many runs as fit a share of device memory, counting the training state ACTIVATION_ALLOWANCE
+# times over for activations and temporaries.
+CPU_RUNS_PER_DEVICE = 4
 ACCELERATOR_MAX_RUNS_PER_DEVICE = 4096
 ACCELERATOR_MEMORY_FRACTION = 0.5
 ACTIVATION_ALLOWANCE = 4
+
+
+HOST_DEVICES_ENV = "RULELAB_HOST_DEVICES"  # host devices the rulelab command asks for (1 turns the split off)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def use_host_device_per_core(count: int | None = None) -> int | None:
+    """Ask JAX for ``count`` host (CPU) devices, default one per usable core; return the count set, or None.
+
+    Does nothing (returns None) when JAX's backend has already started, or when the user chose already through
+    ``XLA_FLAGS`` (``--xla_force_host_platform_device_count``), ``JAX_NUM_CPU_DEVICES`` or ``RULELAB_HOST_DEVICES``
+    (which, when set, replaces the default count). Accelerators are unaffected: JAX still computes on them.
+    """
+    from jax._src import xla_bridge  # the only way to ask whether the backend has started without starting it
+
+    if HOST_DEVICE_FLAG in os.environ.get("XLA_FLAGS", "") or "JAX_NUM_CPU_DEVICES" in os.environ:
+        return None
+    if count is None:
+        requested = os.environ.get(HOST_DEVICES_ENV, "").strip()
+        if requested and (not requested.isdigit() or int(requested) < 1):
+            raise ValueError(f"{HOST_DEVICES_ENV} must be a positive integer, got {requested!r}")
+        count = int(requested) if requested else usable_cores()
+    if count < 1:
+        raise ValueError(f"host device count must be positive, got {count}")
+    if xla_bridge.backends_are_initialized():
+        return None
+    jax.config.update("jax_num_cpu_devices", count)
+    return count
 
 
 def runs_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -46,8 +82,24 @@ def runs_sharding(mesh: Mesh) -> NamedSharding:
 
 
 def shard_runs(tree: Any, mesh: Mesh) -> Any:
-    """Place every leaf of ``tree`` (leading axis = runs) with its runs spread over ``mesh``."""
-    return jax.device_put(tree, runs_sharding(mesh))
+    """Place every leaf of ``tree`` (leading axis = runs) with its runs spread over ``mesh``.
+
+    In a multi-process program (``jax.distributed``) the mesh spans devices this process cannot address; every
+    process then holds the whole run table (built from the same configuration) and contributes its own shards.
+    """
+    sharding = runs_sharding(mesh)
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda leaf: _global_runs_array(leaf, sharding), tree)
+
+
+def _global_runs_array(leaf: Any, sharding: NamedSharding) -> jax.Array:
+    """A global array over a multi-process mesh, each process filling its addressable shards from ``leaf``."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        data = _global_runs_array(jax.random.key_data(leaf), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 class RunPlan(NamedTuple):
