@@ -5,6 +5,9 @@ other constants keep their defaults). Every setting × seed is one vmapped progr
 search compiles once. Prints the best settings by mean average accuracy and writes them all as JSON.
 
     python experiments/continual_sleep_tuning.py --suite split-digits --settings 64 --seeds 3 --out runs/sleep_tuning
+
+``--space '{"sleep_inhibition": [0.6, 1.0, false]}'`` replaces ``SEARCH_SPACE`` (name -> [low, high, log]) for the
+random search, e.g. to search the MNIST-1D options ``sleep_inhibition`` and ``sleep_input_contrast``.
 """
 
 from __future__ import annotations
@@ -31,10 +34,10 @@ SEARCH_SPACE = {
 }
 
 
-def sample_settings(num_settings: int, seed: int) -> dict[str, np.ndarray]:
+def sample_settings(num_settings: int, seed: int, space: dict | None = None) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     settings = {}
-    for name, (low, high, log) in SEARCH_SPACE.items():
+    for name, (low, high, log) in (space or SEARCH_SPACE).items():
         draw = rng.uniform(np.log(low), np.log(high), num_settings) if log else rng.uniform(low, high, num_settings)
         settings[name] = np.exp(draw) if log else draw
     return settings
@@ -51,6 +54,8 @@ def main() -> None:
     parser.add_argument("--scenario", default="class")
     parser.add_argument("--settings", type=int, default=64, help="random-search size")
     parser.add_argument("--grid", type=json.loads, default=None, help="JSON {name: [values]} instead of random")
+    parser.add_argument("--space", type=json.loads, default=None,
+                        help='JSON {name: [low, high, log]} replacing SEARCH_SPACE for the random search')
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--search-seed", type=int, default=0)
     parser.add_argument("--steps-per-task", type=int, default=500)
@@ -67,7 +72,7 @@ def main() -> None:
         steps_per_task=args.steps_per_task,
         rule_options=(("sleep_steps", args.sleep_steps), ("sleep_steps_growth", args.sleep_steps_growth)),
     )
-    settings = grid_settings(args.grid) if args.grid else sample_settings(args.settings, args.search_seed)
+    settings = grid_settings(args.grid) if args.grid else sample_settings(args.settings, args.search_seed, args.space)
     num_settings = len(next(iter(settings.values())))
     hparams = {**settings, "learning_rate": np.full(num_settings, 1e-3)}
     result = run_grid(make_continual_program(config, suite, args.scenario), hparams, num_seeds=args.seeds,

@@ -9,7 +9,8 @@ import pytest
 
 import rulelab
 from rulelab.core import Batch
-from rulelab.rules.replay import SleepConstants, layer_peaks, layer_scales, sleep_phase, stdp_update
+from rulelab.rules.replay import (SleepConstants, layer_peaks, layer_scales, sleep_input_probability, sleep_phase,
+                                  stdp_update)
 
 CONSTANTS = SleepConstants(input_rate=0.5, scale=2.0, threshold=1.0, decay=0.999, potentiation=0.01,
                            depression=0.002)
@@ -78,6 +79,37 @@ def test_input_spike_rate_follows_the_mean_input():
     _, rates = sleep_phase(kernels, probability, (jnp.array(1.0),), constants, jax.random.key(3), base_steps=4000)
     assert float(rates[0]) == pytest.approx(1.0 / 3.0, abs=0.01)  # mean of the three probabilities
     assert float(rates[1]) == 0.0
+
+
+def test_lateral_inhibition_subtracts_the_layer_mean_drive():
+    """Drives 1, 2, 3 every step (decay 0, no plasticity): γ = 0 lets all fire, γ = 1 leaves only 3 − 2 > 0.5."""
+    kernels = (jnp.array([[1.0, 2.0, 3.0]]),)
+    constants = CONSTANTS._replace(scale=1.0, threshold=0.5, decay=0.0, potentiation=0.0, depression=0.0)
+
+    def hidden_rate(inhibition):
+        _, rates = sleep_phase(kernels, jnp.ones(1), (jnp.array(1.0),), constants._replace(inhibition=inhibition),
+                               jax.random.key(0), base_steps=20)
+        return float(rates[1])
+
+    assert hidden_rate(0.0) == pytest.approx(1.0)
+    assert hidden_rate(1.0) == pytest.approx(1.0 / 3.0)  # drives −1, 0, 1 after inhibition
+
+
+def test_input_contrast_removes_the_flat_part_and_keeps_the_peak_rate():
+    mean = jnp.array([0.2, 0.4, 0.6])
+    np.testing.assert_allclose(sleep_input_probability(mean, 0.5), [0.1, 0.2, 0.3], rtol=1e-6)  # κ = 0: r · x̄
+    # κ = 1: relu(x̄ − 0.4) = [0, 0, 0.2], rescaled so the largest input keeps r · max x̄ = 0.3
+    np.testing.assert_allclose(sleep_input_probability(mean, 0.5, 1.0), [0.0, 0.0, 0.3], rtol=1e-6, atol=1e-7)
+
+
+def test_input_plasticity_zero_freezes_only_the_first_kernel():
+    kernels = (jnp.full((2, 3), 0.5), jnp.full((3, 2), 0.5))
+    constants = CONSTANTS._replace(threshold=1e-6, input_plasticity=0.0)
+    new, rates = sleep_phase(kernels, jnp.ones(2), (jnp.array(1.0), jnp.array(1.0)), constants, jax.random.key(0),
+                             base_steps=5)
+    assert float(rates[2]) > 0.0
+    np.testing.assert_array_equal(new[0], kernels[0])
+    assert not np.allclose(new[1], kernels[1])
 
 
 def _trained_setup():

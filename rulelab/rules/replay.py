@@ -114,6 +114,8 @@ class SleepConstants(NamedTuple):
     decay: Any  # membrane potential kept per step
     potentiation: Any  # inc: weight increase per pre-and-post coincidence, times σ(W)
     depression: Any  # dec: weight decrease per post-without-pre event, times σ(W)
+    inhibition: Any = 0.0  # γ: fraction of a layer's mean drive subtracted from every unit (lateral inhibition)
+    input_plasticity: Any = 1.0  # STDP gain of the first (input-to-hidden) kernel; 0 freezes it during sleep
 
 
 def layer_peaks(kernels: tuple[Array, ...], activation_max: Array) -> Array:
@@ -151,11 +153,15 @@ def sleep_step(carry: SleepCarry, key: PRNGKey, *, input_probability: Array, sca
     """One time step of the spiking copy of the network, with STDP applied layer by layer."""
     pre = (jax.random.uniform(key, input_probability.shape) < input_probability).astype(input_probability.dtype)
     kernels, voltages, counts = [], [], [jnp.sum(pre)]
-    for kernel, voltage, scale, current in zip(carry.kernels, carry.voltages, scales, currents):
+    for layer, (kernel, voltage, scale, current) in enumerate(zip(carry.kernels, carry.voltages, scales, currents)):
         voltage = constants.decay * voltage + constants.scale * (scale * (pre @ kernel) + current)
+        # lateral inhibition (γ = 0: none): the layer's mean drive, via the kernel's row means (the drive is linear)
+        mean_drive = scale * (pre @ jnp.mean(kernel, axis=1)) + jnp.mean(current)
+        voltage = voltage - constants.scale * constants.inhibition * mean_drive
         post = (voltage > constants.threshold).astype(voltage.dtype)
         voltages.append(voltage * (1.0 - post))  # reset to 0 after a spike
-        kernels.append(kernel + stdp_update(kernel, pre, post, constants.potentiation, constants.depression))
+        change = stdp_update(kernel, pre, post, constants.potentiation, constants.depression)
+        kernels.append(kernel + (constants.input_plasticity * change if layer == 0 else change))
         counts.append(jnp.sum(post))
         pre = post
     return SleepCarry(tuple(kernels), tuple(voltages), carry.spike_counts + jnp.stack(counts)), None
@@ -197,6 +203,17 @@ def sleep_phase(
     return carry.kernels, carry.spike_counts / (widths * total_steps)
 
 
+def sleep_input_probability(input_mean: Array, rate: Any, contrast: Any = 0.0) -> Array:
+    """Per-step input spike probability min(1, r · x̃ · max x̄ / max x̃), x̃ = relu(x̄ − κ · mean(x̄)) ``[inputs]``.
+
+    κ = ``contrast`` = 0 is SRC's Poisson input from the mean input x̄; κ > 0 removes a fraction of the flat part of
+    x̄ and rescales so the most active input keeps its rate (contrast enhancement for a near-flat mean input).
+    """
+    enhanced = jnp.maximum(input_mean - contrast * jnp.mean(input_mean), 0.0)
+    enhanced = enhanced * (jnp.max(input_mean) / jnp.maximum(jnp.max(enhanced), 1e-12))
+    return jnp.clip(rate * jnp.where(contrast == 0, input_mean, enhanced), 0.0, 1.0)  # κ = 0: exactly r · x̄
+
+
 class SleepState(NamedTuple):
     inner: Any  # the inner rule's state
     input_mean: Array  # [inputs] mean input over the samples of the finished tasks (equal weight per task)
@@ -218,6 +235,9 @@ def sleep_replay(
     sleep_potentiation: float = 0.003,
     sleep_depression: float = 0.002,
     sleep_bias_current: float = 0.0,
+    sleep_inhibition: float = 0.0,
+    sleep_input_contrast: float = 0.0,
+    sleep_input_plasticity: float = 1.0,
 ) -> TaskAwareRule:
     """Sleep Replay Consolidation (Tadros, Krishnan, Ramyaa & Bazhenov 2022, Nat. Commun. 13:7742) around a rule.
 
@@ -233,12 +253,19 @@ def sleep_replay(
     (0, the default, is SRC's bias-free spiking network; 1 feeds the ANN's biases in as constant currents, as in
     ANN-to-SNN conversion, Rueckauer et al. 2017). Biases are not plastic. The kernels after sleep are the network
     for the next task. Expects ``rulelab.mlp`` parameters; ``sleep_steps*`` are structural (static).
+
+    Three options, off by default (the defaults reproduce the version above per seed), for inputs whose mean is
+    nearly flat (MNIST-1D): ``sleep_inhibition`` γ subtracts γ · α · mean_units(α_l s_l W_l + c b_l / λ_l) from every
+    unit's potential (lateral inhibition, the ``Winh`` term of public reimplementations of this sleep phase);
+    ``sleep_input_contrast`` κ replaces x̄ by relu(x̄ − κ · mean(x̄)), rescaled to the same peak
+    (``sleep_input_probability``); ``sleep_input_plasticity`` multiplies the first kernel's STDP (0 freezes it).
     docs/continual.md lists which constants follow the paper and which were tuned.
     """
     inner_rule = resolve_inner(net, inner)
     base_steps, growth_steps = int(sleep_steps), int(sleep_steps_growth)
     constants = SleepConstants(sleep_input_rate, sleep_scale, sleep_threshold, sleep_decay,
-                               sleep_potentiation, sleep_depression)
+                               sleep_potentiation, sleep_depression, sleep_inhibition,
+                               sleep_input_plasticity)
 
     def init(key, params):
         return SleepState(inner_rule.init(key, params), jnp.zeros(net.sizes[0]), jnp.zeros(net.num_layers),
@@ -258,7 +285,8 @@ def sleep_replay(
         peaks = layer_peaks(kernels, activation_max)
         currents = tuple(sleep_bias_current * layer["bias"] / peaks[l] for l, layer in enumerate(params))
         new_kernels, spike_rates = sleep_phase(
-            kernels, jnp.clip(sleep_input_rate * input_mean, 0.0, 1.0), layer_scales(peaks), constants, key,
+            kernels, sleep_input_probability(input_mean, sleep_input_rate, sleep_input_contrast),
+            layer_scales(peaks), constants, key,
             base_steps=base_steps, growth_steps=growth_steps, growth_repeats=slept, currents=currents,
         )
         params = tuple({**layer, "kernel": kernel} for layer, kernel in zip(params, new_kernels))
