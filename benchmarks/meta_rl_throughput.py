@@ -3,6 +3,7 @@ versus a Python loop over single-episode training steps.
 
     python benchmarks/meta_rl_throughput.py                          # defaults below
     python benchmarks/meta_rl_throughput.py --learners meta_a2c --batches 32,256 --repeats 3
+    python benchmarks/meta_rl_throughput.py --learners backpropamine --update-chunk 0   # update not chunked
 
 For each learner (rulelab.harness.meta_rl.LEARNERS) on the independent-bandit task (100 trials per episode):
 - vmapped: one jitted call trains on ``B`` episodes at once (``episodes_per_update = B``);
@@ -14,6 +15,7 @@ Compile time is excluded and reported separately; timings are medians; the JSON 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import jax
@@ -29,7 +31,8 @@ def training_call(task, learner, episodes_per_update: int):
     """A warmed-up, blocking call of one jitted training update on ``episodes_per_update`` episodes, and its
     compile time."""
     config = RLTrainConfig(num_updates=1, episodes_per_update=episodes_per_update,
-                           segment_length=learner.segment_length, optimizer=learner.optimizer, log_every=1)
+                           segment_length=learner.segment_length, optimizer=learner.optimizer, log_every=1,
+                           update_chunk=learner.update_chunk)
     agent = learner.make_agent(task)
     init, run = make_rl_train(task, agent, learner.make_rule, config)
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in learner.hparams.items()}
@@ -60,19 +63,24 @@ def main() -> None:
     parser.add_argument("--batches", default="32,256", help="episodes per vmapped update")
     parser.add_argument("--loop-episodes", type=int, default=16, help="episodes timed in the Python loop")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--update-chunk", type=int, default=None,
+                        help="override each learner's update_chunk (episodes per vmapped piece of the update)")
     parser.add_argument("--name", default="meta_rl_throughput")
     args = parser.parse_args()
     task = make_meta_task("bandit-independent")
     rows = []
     for name in args.learners.split(","):
         learner = LEARNERS[name]
+        if args.update_chunk is not None:
+            learner = dataclasses.replace(learner, update_chunk=args.update_chunk)
         single, single_compile, agent, params = training_call(task, learner, 1)
         loop_seconds = median_seconds(lambda: [single() for _ in range(args.loop_episodes)], repeats=args.repeats)
         loop_rate = args.loop_episodes / loop_seconds
         for batch in (int(b) for b in args.batches.split(",")):
             call, compile_seconds, _, _ = training_call(task, learner, batch)
             rate = batch / median_seconds(call, repeats=args.repeats)
-            rows.append({"learner": name, "episodes_per_update": batch, "vmapped_episodes_per_s": rate,
+            rows.append({"learner": name, "episodes_per_update": batch, "update_chunk": learner.update_chunk,
+                         "vmapped_episodes_per_s": rate,
                          "loop_episodes_per_s": loop_rate, "speedup": rate / loop_rate,
                          "compile_s": compile_seconds, "loop_compile_s": single_compile})
         rows[-1].update(evaluation_rates(task, agent, params, 1000, args.repeats))

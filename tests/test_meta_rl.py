@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from rulelab.cli import main
-from rulelab.harness.a2c import discounted_returns
+from rulelab.harness.a2c import a2c, discounted_returns
 from rulelab.harness.meta_rl import LEARNERS, cumulative_regret, evaluate_learner, evaluate_references, train_learner
+from rulelab.harness.rl import Trajectory, mean_update
 from rulelab.rules.backpropamine import PlasticCarry, backpropamine_agent, plastic_step
 from rulelab.tasks.rl.bandits import dependent_bandit_task
 
@@ -22,6 +23,34 @@ def test_discounted_returns_match_the_closed_form():
     discounts = jnp.array([1.0, 1.0, 0.0, 1.0])  # the episode ends after step 2
     returns = discounted_returns(rewards, discounts, jnp.asarray(5.0), 0.5)
     np.testing.assert_allclose(returns, [1 + 0.5 * 0 + 0.25 * 2, 0 + 0.5 * 2, 2.0, 1 + 0.5 * 5], rtol=1e-6)
+
+
+@pytest.mark.parametrize("make_agent", [LEARNERS["meta_a2c"].make_agent, LEARNERS["backpropamine"].make_agent])
+def test_a2c_batch_update_and_chunked_updates_are_the_mean_of_per_episode_updates(make_agent):
+    task = dependent_bandit_task("easy", num_trials=6)
+    agent = make_agent(task)
+    params = agent.init(jax.random.key(0))
+    keys = jax.random.split(jax.random.key(1), 4)
+    batch, steps = 3, 6
+    trajectories = Trajectory(
+        carry=jax.vmap(lambda _: agent.initial_carry())(jnp.arange(batch)),
+        inputs=jax.random.normal(keys[0], (batch, steps, task.num_inputs)),
+        actions=jax.random.randint(keys[1], (batch, steps), 0, task.num_actions),
+        rewards=jax.random.bernoulli(keys[2], 0.5, (batch, steps)).astype(jnp.float32),
+        discounts=jnp.ones((batch, steps)).at[1, 3].set(0.0),
+        resets=jnp.zeros((batch, steps), bool).at[1, 4].set(True),
+        bootstrap_inputs=jax.random.normal(keys[3], (batch, task.num_inputs)))
+    rule = a2c(agent, entropy_coef=0.1)
+    states = jax.vmap(lambda k: rule.init(k, params))(keys[:batch])
+    per_episode, _, _ = jax.vmap(lambda s, t: rule.update(params, s, t, key=None))(states, trajectories)
+    batched, _, metrics = rule.batch_update(params, states, trajectories, keys=keys[:batch])
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(jnp.mean(a, axis=0), b, rtol=1e-4, atol=1e-6),
+                 per_episode, batched)
+    assert metrics["loss"].shape == (batch,)
+    chunked, _, chunk_metrics = mean_update(rule, params, states, trajectories, keys[:batch], chunk=1)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), chunked, batched)
+    np.testing.assert_allclose(chunk_metrics["loss"], metrics["loss"], rtol=1e-5)
+    assert float(jnp.max(jnp.abs(batched["core"]["input_kernel"]))) > 0.0
 
 
 def test_backpropamine_hebbian_trace_is_modulated_pre_times_post():

@@ -7,7 +7,8 @@ end) and advantages A_t = G_t − V_t, the loss averaged over time is
 
 and the update is ∂L/∂θ through the whole unrolled recurrence (Mnih et al. 2016's A3C loss, synchronous).
 It is written as a ``LearningRule`` (gradient-signed updates, empty state) so that it and the three-factor rules
-train the same agents in the same harness.
+train the same agents in the same harness; its ``batch_update`` differentiates the batch-mean loss, so a batch of
+episodes costs one backward pass with batched matrix products (see ``BatchedLearningRule``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from rulelab.core import Array, EmptyState, LearningRule
-from rulelab.harness.rl import Trajectory, unroll_trajectory
+from rulelab.core import Array, EmptyState
+from rulelab.harness.rl import BatchedLearningRule, Trajectory, unroll_trajectory
 from rulelab.nets.recurrent import Agent
 
 
@@ -52,8 +53,13 @@ def actor_critic_loss(agent: Agent, params, trajectory: Trajectory, *, discount,
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": jnp.mean(entropy)}
 
 
-def a2c(agent: Agent, *, discount: float = 0.9, value_coef: float = 0.05, entropy_coef: float = 0.05) -> LearningRule:
+def a2c(agent: Agent, *, discount: float = 0.9, value_coef: float = 0.05,
+        entropy_coef: float = 0.05) -> BatchedLearningRule:
     """A2C by BPTT (Wang et al. 2016: γ = 0.9, β_V = 0.05, β_H annealed to 0). Updates are ∂L/∂θ."""
+
+    def loss(params, trajectory: Trajectory):
+        return actor_critic_loss(agent, params, trajectory, discount=discount, value_coef=value_coef,
+                                 entropy_coef=entropy_coef)
 
     def init(key, params):
         del key, params
@@ -61,9 +67,18 @@ def a2c(agent: Agent, *, discount: float = 0.9, value_coef: float = 0.05, entrop
 
     def update(params, state, trajectory: Trajectory, *, key):
         del key
-        (loss, metrics), grads = jax.value_and_grad(
-            lambda p: actor_critic_loss(agent, p, trajectory, discount=discount, value_coef=value_coef,
-                                        entropy_coef=entropy_coef), has_aux=True)(params)
-        return grads, state, {"loss": loss, **metrics}
+        (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(params, trajectory)
+        return grads, state, {"loss": value, **metrics}
 
-    return LearningRule(init, update)
+    def batch_update(params, states, trajectories: Trajectory, *, keys):
+        """∂/∂θ of the loss averaged over a batch of trajectories [B, T, ...] (= the mean of ``update``'s)."""
+        del keys
+
+        def batch_loss(params):
+            values, metrics = jax.vmap(loss, (None, 0))(params, trajectories)
+            return jnp.mean(values), {"loss": values, **metrics}
+
+        (_, metrics), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
+        return grads, states, metrics
+
+    return BatchedLearningRule(init, update, batch_update)

@@ -45,6 +45,7 @@ class Learner:
     optimizer: str = "adam"
     segment_length: int | None = None  # None: whole episodes (BPTT); 1: online
     anneal_to_zero: tuple[str, ...] = ()
+    update_chunk: int | None = None  # episodes per vmapped piece of the update (RLTrainConfig.update_chunk)
 
 
 def _lstm(task: MetaTask) -> Agent:
@@ -60,7 +61,7 @@ TD_HPARAMS = {"learning_rate": 0.05, "discount": 0.9, "trace_decay": 0.8, "entro
 
 LEARNERS: dict[str, Learner] = {
     "meta_a2c": Learner(_lstm, a2c, A2C_HPARAMS, anneal_to_zero=("entropy_coef",)),
-    "backpropamine": Learner(_plastic, a2c, A2C_HPARAMS, anneal_to_zero=("entropy_coef",)),
+    "backpropamine": Learner(_plastic, a2c, A2C_HPARAMS, anneal_to_zero=("entropy_coef",), update_chunk=4),
     "neuromodulated_td": Learner(_lstm, partial(make_rule, "neuromodulated_td"), TD_HPARAMS, optimizer="sgd",
                                  segment_length=1),
     "neuromodulated_td_readout": Learner(_lstm, partial(make_rule, "neuromodulated_td", trainable="readouts"),
@@ -77,7 +78,8 @@ def train_learner(task: MetaTask, learner: Learner, *, num_seeds: int, train_epi
     log_every = max(1, -(-updates // num_logs))
     config = RLTrainConfig(num_updates=log_every * num_logs, episodes_per_update=episodes_per_update,
                            segment_length=learner.segment_length, optimizer=learner.optimizer,
-                           anneal_to_zero=learner.anneal_to_zero, log_every=log_every)
+                           anneal_to_zero=learner.anneal_to_zero, log_every=log_every,
+                           update_chunk=learner.update_chunk)
     agent = learner.make_agent(task)
     init, run = make_rl_train(task, agent, learner.make_rule, config)
     hparams = {k: jnp.asarray(v, jnp.float32) for k, v in learner.hparams.items()}

@@ -14,6 +14,7 @@ step. The rule's state (eligibility traces) belongs to each stream and is re-ini
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import jax
@@ -161,6 +162,7 @@ class RLTrainConfig:
     segment_length: int | None = None  # steps between weight updates; None = the whole episode (BPTT)
     optimizer: str = "adam"
     anneal_to_zero: tuple[str, ...] = ()  # hparams decayed linearly to 0 over training (e.g. entropy_coef)
+    update_chunk: int | None = None  # episodes per vmapped piece of the rule update (see ``mean_update``)
     log_every: int = 50  # updates per recorded metrics row
 
     def segment(self, task: MetaTask) -> int:
@@ -181,7 +183,47 @@ class RLTrainState(NamedTuple):
     update: Array  # [] int32 updates done
 
 
-RuleFactory = Callable[..., LearningRule]  # (agent, **rule_hparams) -> LearningRule
+class BatchedLearningRule(NamedTuple):
+    """A ``LearningRule`` that can also update from a whole batch of streams at once.
+
+    ``batch_update(params, states [B], trajectories [B], *, keys [B]) -> (updates averaged over the batch,
+    states [B], metrics [B])`` equals the batch mean of ``update``. A rule whose update is the gradient of a
+    per-trajectory loss (A2C) provides it as the gradient of the batch-mean loss, so each weight gradient is one
+    matrix product contracting over the batch. ``vmap`` of the per-stream gradient instead carries one gradient
+    per episode through every step of the backward scan and reduces them only at the end: at 256 episodes per
+    update that halved the LSTM's training rate per episode (benchmarks/meta_rl_throughput.py).
+    """
+
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    batch_update: Callable[..., Any]
+
+
+RuleFactory = Callable[..., LearningRule | BatchedLearningRule]  # (agent, **rule_hparams) -> rule
+
+
+def mean_update(rule, params: Params, states, trajectories: Trajectory, keys: PRNGKey, *, chunk: int | None = None):
+    """The rule's updates averaged over a batch of streams, the streams' new states and per-stream metrics.
+
+    With ``chunk`` the batch is processed ``gcd(chunk, B)`` streams at a time (``lax.map`` over equal chunks, each
+    vmapped) and the chunk means averaged: the same numbers, a different schedule. Backpropamine needs it: its
+    carry holds [H, H] Hebbian and eligibility matrices per stream and step, and its backward pass cost about
+    twice as much per episode vmapped over 32–128 streams as alone or 4 at a time (XLA's CPU threading off made no
+    difference, so we attribute it to the working set leaving the cache)."""
+    batch = trajectories.rewards.shape[0]
+    chunk = math.gcd(chunk, batch) if chunk else batch  # a divisor of the batch
+    if chunk < batch:
+        split = lambda x: x.reshape((batch // chunk, chunk) + x.shape[1:])  # noqa: E731
+        merge = lambda x: x.reshape((batch,) + x.shape[2:])  # noqa: E731
+        updates, states, metrics = jax.lax.map(
+            lambda args: mean_update(rule, params, *args), jax.tree.map(split, (states, trajectories, keys)))
+        return (jax.tree.map(lambda u: jnp.mean(u, axis=0), updates), jax.tree.map(merge, states),
+                jax.tree.map(merge, metrics))
+    if isinstance(rule, BatchedLearningRule):
+        return rule.batch_update(params, states, trajectories, keys=keys)
+    updates, states, metrics = jax.vmap(lambda s, t, k: rule.update(params, s, t, key=k))(states, trajectories,
+                                                                                          keys)
+    return jax.tree.map(lambda u: jnp.mean(u, axis=0), updates), states, metrics
 
 
 def rule_hparams_at(hparams: Hparams, config: RLTrainConfig, update: Array) -> Hparams:
@@ -221,10 +263,9 @@ def make_rl_train(task: MetaTask, agent: Agent, make_rule: RuleFactory, config: 
             new_streams, records = jax.vmap(lambda s, k: rollout(task, policy, s, k, segment))(streams, keys)
             trajectories = jax.vmap(lambda c, r, f: to_trajectory(task, c, r, f))(
                 streams.policy_state, records, new_streams.step_input)
-            updates, rule_states, metrics = jax.vmap(
-                lambda s, t, k: rule.update(params, s, t, key=k), (0, 0, 0))(
-                rule_states, trajectories, jax.random.split(update_key, config.episodes_per_update))
-            updates = jax.tree.map(lambda u: jnp.mean(u, axis=0), updates)
+            updates, rule_states, metrics = mean_update(
+                rule, params, rule_states, trajectories, jax.random.split(update_key, config.episodes_per_update),
+                chunk=config.update_chunk)
             steps, opt_state = optimizer.update(updates, opt_state, params)
             params = optax.apply_updates(params, steps)
             return (params, opt_state, new_streams, rule_states), (records, jax.tree.map(jnp.mean, metrics))
