@@ -25,9 +25,9 @@ BUDGETS = {
     "bandit-independent": {"meta_a2c": 500_000, "neuromodulated_td": 20_000, "neuromodulated_td_readout": 20_000},
     "two-step": {"meta_a2c": 50_000, "neuromodulated_td": 20_000},
     "harlow": {"meta_a2c": 300_000, "backpropamine": 150_000, "neuromodulated_td": 20_000},
-    "bandit-easy": {"meta_a2c": 20_000, "neuromodulated_td": 10_000},
+    "bandit-easy": {"meta_a2c": 200_000, "neuromodulated_td": 10_000},
     "bandit-medium": {"meta_a2c": 200_000, "neuromodulated_td": 10_000},
-    "bandit-hard": {"meta_a2c": 20_000, "neuromodulated_td": 10_000},
+    "bandit-hard": {"meta_a2c": 200_000, "neuromodulated_td": 10_000},
 }
 
 # Harlow: A2C learns only with a larger step and batch (at Adam 1e-3, 32 episodes per update and 5·10⁴ episodes it

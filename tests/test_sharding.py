@@ -17,6 +17,7 @@ import rulelab.harness.run as run_module
 from rulelab.harness.run import run_runs, seed_keys
 from rulelab.harness.sharding import (
     ACCELERATOR_MAX_RUNS_PER_DEVICE,
+    CPU_GROUP_STATE_BYTES,
     CPU_RUNS_PER_DEVICE,
     default_runs_per_device,
     HOST_DEVICE_FLAG,
@@ -67,7 +68,10 @@ class FakeAccelerator:
 
 
 def test_group_size_is_the_cpu_optimum_or_what_fits_accelerator_memory():
-    assert default_runs_per_device(10**6, jax.devices("cpu")[0]) == CPU_RUNS_PER_DEVICE
+    cpu = jax.devices("cpu")[0]
+    assert default_runs_per_device(313_484, cpu) == CPU_RUNS_PER_DEVICE  # digits MLP: capped at the optimum
+    assert default_runs_per_device(CPU_GROUP_STATE_BYTES // 3, cpu) == 3  # the group's state stays in budget
+    assert default_runs_per_device(3_231_884, cpu) == 1  # MNIST-shaped MLP: one run per device
     # half of 80 GB over 4 × 1 MB of state per run
     assert default_runs_per_device(10**6, FakeAccelerator(80 * 10**9)) == ACCELERATOR_MAX_RUNS_PER_DEVICE
     assert default_runs_per_device(10**7, FakeAccelerator(80 * 10**9)) == 1000

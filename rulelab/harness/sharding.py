@@ -27,12 +27,15 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 RUNS_AXIS = "runs"
 HOST_DEVICE_FLAG = "--xla_force_host_platform_device_count"  # XLA_FLAGS entry: =N host (CPU) devices
 
-# Runs each device holds in one group. CPU: chosen by measurement (docs/performance.md, harness_scaling_idle.json): on
-# 2 idle EPYC cores with one host device per core, 4 runs per device beat 8 (1.12x), 16 (1.29x) and 1 (1.37x) for
-# the digits MLP; on one device 4 and 8 tie. Larger programs lose to cache misses (512 runs: 0.4-0.9x).
-# Accelerators: as many runs as fit a share of device memory, counting the training state ACTIVATION_ALLOWANCE
-# times over for activations and temporaries.
+# Runs each device holds in one group. CPU: chosen by measurement (docs/performance.md, harness_scaling_idle.json and
+# harness_scaling_mnist_idle.json, 2 idle EPYC cores with 1 MiB of L2 each, one host device per core): a group's
+# training state should stay near the core's cache. Digits MLP (0.31 MB of state per run): 4 runs per device beat
+# 8 (1.12x), 16 (1.29x) and 1 (1.37x). MNIST-shaped 784-256-256-10 MLP (3.2 MB per run): 1 run per device beat
+# 2 (1.10x), 4 (1.41x) and 8 (1.59x). Hence at most CPU_GROUP_STATE_BYTES of state per device, between 1 and
+# CPU_RUNS_PER_DEVICE runs. Accelerators: as many runs as fit a share of device memory, counting the training
+# state ACTIVATION_ALLOWANCE times over for activations and temporaries.
 CPU_RUNS_PER_DEVICE = 4
+CPU_GROUP_STATE_BYTES = 3 * 2**19  # 1.5 MiB
 ACCELERATOR_MAX_RUNS_PER_DEVICE = 4096
 ACCELERATOR_MEMORY_FRACTION = 0.5
 ACTIVATION_ALLOWANCE = 4
@@ -127,9 +130,10 @@ class RunPlan(NamedTuple):
 
 
 def default_runs_per_device(state_bytes_per_run: int, device: jax.Device) -> int:
-    """Runs per device for a group: the measured CPU optimum, or what fits an accelerator's memory."""
+    """Runs per device for a group: on CPU what keeps the group's state near the cache (measured), on an
+    accelerator what fits its memory."""
     if device.platform == "cpu":
-        return CPU_RUNS_PER_DEVICE
+        return int(np.clip(CPU_GROUP_STATE_BYTES // max(1, state_bytes_per_run), 1, CPU_RUNS_PER_DEVICE))
     limit = (device.memory_stats() or {}).get("bytes_limit")
     if not limit:
         return ACCELERATOR_MAX_RUNS_PER_DEVICE
