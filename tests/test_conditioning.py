@@ -45,6 +45,10 @@ def test_cli_writes_summary_and_rejects_bad_input(tmp_path, capsys):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) == {"delta_at_cs_final", "delta_at_reward_final", "delta_at_omission"}
     assert (tmp_path / "td_errors.png").exists() and (tmp_path / "td_errors.parquet").exists()
+    figure = tmp_path / "td_errors.png"
+    figure.unlink()
+    assert main(["plot", str(tmp_path)]) == 0  # redrawn from the Parquet rows alone
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["conditioning", "--trace-decay", "1.5"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "[0, 1]" in error[0]

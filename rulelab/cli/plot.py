@@ -6,7 +6,7 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results_dir", help="a folder written by rulelab sweep, compare, continual, meta-rl, or a "
+    parser.add_argument("results_dir", help="a folder written by rulelab sweep, compare, continual, meta-rl, conditioning, or a "
                                             "meta-learning experiment")
 
 

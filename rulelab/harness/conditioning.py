@@ -111,16 +111,31 @@ def conditioning_summary(result: ConditioningResult, config: ConditioningConfig)
 
 
 def write_conditioning(config: ConditioningConfig, out_dir, seed: int = 0) -> dict[str, float]:
-    """Run the schedule; write td_errors.parquet (trial × time tidy rows), td_errors.png and summary.json."""
+    """Run the schedule; write td_errors.parquet (trial × time tidy rows), td_errors.png and summary.json.
+
+    The rows mark the CS and reward time steps (``is_cs``, ``is_reward``), so ``rulelab plot`` can redraw the figure
+    from the Parquet file alone (``redraw_conditioning``)."""
     result = run_conditioning(config, seed)
     trials, steps = np.meshgrid(np.arange(result.td_errors.shape[0]), np.arange(result.td_errors.shape[1]),
                                 indexing="ij")
     phases = np.asarray(config.phases)
     frame = pd.DataFrame({"trial": trials.ravel(), "phase": phases[trials.ravel()], "time_step": steps.ravel() + 1,
-                          "td_error": result.td_errors.ravel(), "value": result.values.ravel()})
+                          "td_error": result.td_errors.ravel(), "value": result.values.ravel(),
+                          "is_cs": steps.ravel() == result.cs_index, "is_reward": steps.ravel() == result.reward_index})
     out = Path(out_dir)
     write_parquet(frame, out / "td_errors.parquet")
     plot_conditioning(result.td_errors, config.phases, result.cs_index, result.reward_index, out / "td_errors.png")
     summary = conditioning_summary(result, config)
     write_json(summary, out / "summary.json")
     return summary
+
+
+def redraw_conditioning(frame: pd.DataFrame, path) -> Path:
+    """``td_errors.png`` again from the tidy rows ``write_conditioning`` wrote."""
+    frame = frame.sort_values(["trial", "time_step"])
+    td_errors = frame.pivot(index="trial", columns="time_step", values="td_error").to_numpy()
+    first = frame[frame["trial"] == frame["trial"].min()]
+    phases = frame.groupby("trial")["phase"].first().tolist()
+    cs_index = int(first.loc[first["is_cs"], "time_step"].iloc[0]) - 1
+    reward_index = int(first.loc[first["is_reward"], "time_step"].iloc[0]) - 1
+    return plot_conditioning(td_errors, phases, cs_index, reward_index, path)

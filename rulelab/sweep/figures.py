@@ -8,6 +8,7 @@ drew (for instance after editing a plotting function, or on results copied from 
 - ``rulelab compare``: test accuracy and hidden-layer alignment angle over training;
 - ``rulelab continual``: accuracy matrices and accuracy over tasks;
 - ``rulelab meta-rl``: cumulative regret, training curves, two-step stay probabilities;
+- ``rulelab conditioning``: the TD error within a trial across training;
 - meta-learning experiments (``meta_history.parquet``): meta-loss and the other tracked quantities.
 """
 
@@ -58,6 +59,12 @@ def _stay_probabilities(frame: pd.DataFrame, folder: Path) -> list[Path]:
     return [plot_stay_probabilities(frame, folder / "stay_probabilities.png")]
 
 
+def _conditioning(frame: pd.DataFrame, folder: Path) -> list[Path]:
+    from rulelab.harness.conditioning import redraw_conditioning
+
+    return [redraw_conditioning(frame, folder / "td_errors.png")]
+
+
 def _meta_history(frame: pd.DataFrame, folder: Path) -> list[Path]:
     from rulelab.meta.plots import plot_meta_history
 
@@ -76,6 +83,8 @@ RECIPES: tuple[FigureRecipe, ...] = (
                  frozenset({"learner", "episodes", "episode_regret"}), _rl_training),
     FigureRecipe("two-step stay probabilities", "stay_probabilities.parquet",
                  frozenset({"policy", "rewarded", "common", "stay_probability"}), _stay_probabilities),
+    FigureRecipe("TD errors in conditioning", "td_errors.parquet",
+                 frozenset({"trial", "phase", "time_step", "td_error", "is_cs", "is_reward"}), _conditioning),
     FigureRecipe("meta-learning curves", "meta_history.parquet", frozenset({"optimizer", "step"}), _meta_history),
 )
 
