@@ -6,8 +6,8 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("results_dir", help="a folder written by rulelab sweep, compare, continual, meta-rl, conditioning, or a "
-                                            "meta-learning experiment")
+    parser.add_argument("results_dir", help="a folder written by rulelab sweep, compare, continual, meta-rl, "
+                                            "conditioning, or a meta-learning experiment")
 
 
 def run(args: argparse.Namespace) -> int:
