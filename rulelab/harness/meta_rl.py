@@ -26,6 +26,8 @@ import pandas as pd
 
 from rulelab.harness.a2c import a2c
 from rulelab.harness.bandit_policies import selected_reference_policy
+from rulelab.harness.bayes_optimal_bandit import bayes_optimal_policy
+from rulelab.harness.bayes_optimal_bandit import solve as solve_bayes_optimal
 from rulelab.harness.results import write_json, write_parquet
 from rulelab.harness.rl import RLTrainConfig, agent_policy, evaluate_policy, make_rl_train
 from rulelab.harness.rl_plots import plot_cumulative_regret, plot_stay_probabilities, plot_training_curves
@@ -35,6 +37,8 @@ from rulelab.rules.backpropamine import backpropamine_agent
 from rulelab.tasks.rl.meta_task import MetaTask
 
 REFERENCE_NAMES = ("random", "greedy", "ucb", "thompson")
+# Tasks whose arms are independent Bernoulli with uniform priors, where the Bayes-optimal policy is solved exactly
+BAYES_OPTIMAL_TASKS = ("bandit-independent",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,6 +191,14 @@ def run_meta_rl(task: MetaTask, learner_names, *, num_seeds: int, train_episodes
         if two_step:
             stay_frames.append(stay_rows(records, name))
         reference[name] = float(cumulative_regret(records)[0, -1])
+    if task.name in BAYES_OPTIMAL_TASKS:  # independent Beta(1, 1) arms: the exact optimum is computable
+        solution = solve_bayes_optimal(task.episode_length)
+        records = jax.jit(lambda key: evaluate_policy(task, bayes_optimal_policy(solution), key, eval_episodes))(
+            eval_key)
+        records = jax.tree.map(lambda x: np.asarray(x)[None], records)
+        regret_frames.append(regret_rows(records, "bayes_optimal", "reference"))
+        reference["bayes_optimal"] = float(cumulative_regret(records)[0, -1])
+        details["bayes_optimal_exact_regret"] = solution.expected_regret
     summary = {"task": task.name, "learners": results,
                "reference": {k: reference[k] for k in ("random", "ucb", "thompson")}}
     details.update(reference_all=reference, eval_episodes=eval_episodes, episodes_per_update=episodes_per_update,
