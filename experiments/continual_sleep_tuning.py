@@ -21,6 +21,7 @@ import numpy as np
 
 from rulelab.harness.continual import ContinualConfig, continual_metrics, make_continual_program
 from rulelab.harness.run import run_grid
+from rulelab.harness.sharding import use_host_device_per_core
 from rulelab.tasks.continual import load_continual_suite
 
 # name -> (low, high, log scale); the firing threshold stays 1 (only scale / threshold matters to the dynamics)
@@ -90,4 +91,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_host_device_per_core()  # one host device per CPU core, before JAX starts
     main()

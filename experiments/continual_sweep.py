@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from rulelab.harness.continual import ContinualConfig, run_continual
+from rulelab.harness.sharding import use_host_device_per_core
 from rulelab.tasks.continual import load_continual_suite
 
 
@@ -35,4 +36,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    use_host_device_per_core()  # one host device per CPU core, before JAX starts
     main()

@@ -16,6 +16,7 @@ import sys
 
 import tyro
 
+from rulelab.harness.sharding import use_host_device_per_core
 from rulelab.sweep import (
     NetworkSpec,
     RuleCheckError,
@@ -71,4 +72,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_host_device_per_core()  # one host device per CPU core, before JAX starts
     sys.exit(main())
