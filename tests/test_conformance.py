@@ -9,6 +9,7 @@ import pytest
 
 import rulelab
 from rulelab.registry import conformance_problem, rule_hyperparameters
+from rulelab.sweep.checks import train_on_problem
 from tests.conformance_problems import teacher_student_problem
 
 RULES = rulelab.list_rules()
@@ -100,21 +101,8 @@ def test_numeric_hyperparameters_accept_traced_values(case):
 
 def test_reduces_the_loss_on_its_problem(case):
     name, problem, rule, params, state, _ = case
-
-    @jax.jit
-    def train(params, state):
-        def step(carry, key):
-            params, state = carry
-            batch_key, rule_key = jax.random.split(key)
-            updates, state, _ = rule.update(params, state, problem.sample_batch(batch_key), key=rule_key)
-            params = jax.tree.map(lambda p, u: p - problem.learning_rate * u, params, updates)
-            return (params, state), None
-
-        (params, _), _ = jax.lax.scan(step, (params, state), jax.random.split(jax.random.key(21), problem.steps))
-        return params
-
     evaluation = problem.sample_batch(jax.random.key(99))
     before = float(problem.loss(params, evaluation))
-    after = float(problem.loss(train(params, state), evaluation))
+    after = float(problem.loss(train_on_problem(rule, problem, params, state), evaluation))
     assert np.isfinite(after)
     assert after <= problem.max_final_loss_ratio * before, f"{name}: loss {before:.4f} -> {after:.4f}"

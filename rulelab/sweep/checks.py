@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rulelab.core import Batch, ConformanceProblem, softmax_cross_entropy
+from rulelab.core import Batch, ConformanceProblem, LearningRule, softmax_cross_entropy
 from rulelab.nets.mlp import mlp
 from rulelab.registry import conformance_problem, make_rule, rule_hyperparameters
 
@@ -170,6 +170,25 @@ def _compiled_checks(name: str, problem: ConformanceProblem) -> list[CheckResult
             _attempt("deterministic for a given key", deterministic)]
 
 
+def train_on_problem(rule: LearningRule, problem: ConformanceProblem, params: Any, state: Any) -> Any:
+    """``problem.steps`` steps of plain SGD (rate ``problem.learning_rate``) on the rule's updates, batches drawn
+    from ``problem.sample_batch`` with fixed keys; returns the final parameters. Shared by ``learning_check`` and
+    the conformance test suite."""
+
+    @jax.jit
+    def train(params, state):
+        def step(carry, key):
+            params, state = carry
+            batch_key, rule_key = jax.random.split(key)
+            updates, state, _ = rule.update(params, state, problem.sample_batch(batch_key), key=rule_key)
+            return (jax.tree.map(lambda p, u: p - problem.learning_rate * u, params, updates), state), None
+
+        keys = jax.random.split(jax.random.key(21), problem.steps)
+        return jax.lax.scan(step, (params, state), keys)[0][0]
+
+    return train(params, state)
+
+
 def learning_check(name: str, problem: ConformanceProblem) -> CheckResult:
     """Plain SGD on the rule's updates for ``problem.steps`` steps must cut the problem's loss enough."""
     check = "reduces the loss of its learning problem"
@@ -178,21 +197,10 @@ def learning_check(name: str, problem: ConformanceProblem) -> CheckResult:
     def probe():
         rule = make_rule(name, problem.net, **problem.hyperparameters)
         params = problem.init_params(jax.random.key(0))
-
-        @jax.jit
-        def train(params, state):
-            def step(carry, key):
-                params, state = carry
-                batch_key, rule_key = jax.random.split(key)
-                updates, state, _ = rule.update(params, state, problem.sample_batch(batch_key), key=rule_key)
-                return (jax.tree.map(lambda p, u: p - problem.learning_rate * u, params, updates), state), None
-
-            keys = jax.random.split(jax.random.key(21), problem.steps)
-            return jax.lax.scan(step, (params, state), keys)[0][0]
-
         evaluation = problem.sample_batch(jax.random.key(99))
         found["before"] = float(problem.loss(params, evaluation))
-        found["after"] = float(problem.loss(train(params, rule.init(jax.random.key(1), params)), evaluation))
+        trained = train_on_problem(rule, problem, params, rule.init(jax.random.key(1), params))
+        found["after"] = float(problem.loss(trained, evaluation))
 
     result = _attempt(check, probe)
     if not result.passed:

@@ -52,10 +52,7 @@ class DiscreteActionEnvironment(Environment):
     num_discrete_actions: int = 2
     observation_low: float = 0.0
     observation_high: float = 1.0
-
-    @property
-    def observation_size(self) -> int:
-        raise NotImplementedError
+    observation_size: int  # each task sets it (a class attribute, or a property when it depends on the instance)
 
     def is_terminated(self, state, params):
         return jnp.array(False)
